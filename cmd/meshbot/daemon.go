@@ -419,7 +419,18 @@ func (d *Daemon) watchMesh(ctx context.Context) {
 	ch, cancel := d.mesh.Subscribe()
 	defer cancel()
 	lastRole := mesh.Role("")
+	known := map[string]bool{}
 	update := func() {
+		// A peer that (re)appears gets an anti-entropy round right away, so
+		// a restarted or healed node catches up without waiting a period.
+		now := map[string]bool{}
+		for _, p := range d.mesh.Peers() {
+			now[p] = true
+			if !known[p] {
+				d.store.SyncNow(p)
+			}
+		}
+		known = now
 		self := d.mesh.Self()
 		if self.Role != lastRole {
 			d.log.Info("role changed", "from", string(lastRole), "to", string(self.Role), "active", d.mesh.Active())

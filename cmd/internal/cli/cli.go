@@ -728,7 +728,7 @@ func cmdImport(ctx context.Context, e *env, args []string) error {
 	if e.output == "json" {
 		return e.json(sum)
 	}
-	fmt.Fprintf(e.stdout, "imported %s: %d created, %d unchanged, %d failed\n", pos[1], sum.Created, sum.Unchanged, len(sum.Failed))
+	fmt.Fprintf(e.stdout, "imported %s: %d created, %d already present, %d failed\n", pos[1], sum.Created, sum.Unchanged, len(sum.Failed))
 	for _, f := range sum.Failed {
 		fmt.Fprintf(e.stdout, "  %s\n", f)
 	}

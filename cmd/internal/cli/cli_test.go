@@ -313,7 +313,7 @@ func TestImportEncyclopedia(t *testing.T) {
 		t.Fatalf("first import: exit %d\n%s%s", code, out, errs)
 	}
 	out, _, code = run(t, nil, "-socket", sock, "import", "encyclopedia", db)
-	if code != 0 || !strings.Contains(out, "0 created, 2 unchanged") {
+	if code != 0 || !strings.Contains(out, "0 created, 2 already present") {
 		t.Fatalf("re-import should change nothing: %s", out)
 	}
 	notdb := filepath.Join(t.TempDir(), "x.db")

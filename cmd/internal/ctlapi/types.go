@@ -130,7 +130,7 @@ type ImportFact struct {
 // ImportResult reports what one import batch did.
 type ImportResult struct {
 	Created   int      `json:"created"`
-	Unchanged int      `json:"unchanged"`
+	Unchanged int      `json:"unchanged"`        // factoids that existed before (updated or identical)
 	Failed    []string `json:"failed,omitempty"` // "name: reason"
 }
 
