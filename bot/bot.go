@@ -194,7 +194,8 @@ type Bot struct {
 	// freeze detection, in nanoseconds since epoch (monotonic)
 	epoch       time.Time
 	lastTick    atomic.Int64
-	freezeUntil atomic.Int64
+	freezeUntil atomic.Int64 // until then questions are long-freeze backlog (dropped)
+	stallUntil  atomic.Int64 // until then questions are short-stall backlog (hedged)
 	resumedFlag atomic.Bool
 	lastFreeze  atomic.Int64 // unix nanos of the last detected freeze
 
@@ -352,29 +353,54 @@ func (b *Bot) Announce(msg string) { b.enqueueMsg(b.cfg.BotChannel, msg, false) 
 // Alert queues msg for the relay channel; like Announce.
 func (b *Bot) Alert(msg string) { b.enqueueMsg(b.cfg.RelayChannel, msg, false) }
 
-// Resumed tells the bot that the process was frozen (e.g. SIGSTOP): for
-// 2*Hedge questions are dropped as backlog. It never blocks.
+// Resumed tells the bot that the process was frozen for a long time (e.g.
+// SIGSTOP): for 2*Hedge questions are dropped as backlog. It never blocks.
 func (b *Bot) Resumed() {
-	b.markFreeze(time.Now())
+	b.markFreeze(time.Now(), time.Hour)
 }
 
 // mono is t on the bot's monotonic clock.
 func (b *Bot) mono(t time.Time) int64 { return int64(t.Sub(b.epoch)) }
 
-func (b *Bot) markFreeze(now time.Time) {
-	b.freezeUntil.Store(b.mono(now.Add(2 * b.cfg.Hedge)))
+// longFreeze is the gap from which a freeze counts as long: long enough that
+// the mesh has likely failed over and the backlog is older than the hedge
+// window, so it is dropped. Shorter stalls (a loaded machine, a GC pause)
+// hedge their backlog instead: answered only if no other bot speaks first.
+func (b *Bot) longFreeze() time.Duration { return 2 * b.cfg.Hedge }
+
+// Freeze modes of a question handled now.
+const (
+	freezeNone  = iota
+	freezeShort // backlog of a short stall: hedge against every other bot
+	freezeLong  // backlog of a long freeze: drop
+)
+
+func (b *Bot) markFreeze(now time.Time, gap time.Duration) {
 	b.lastFreeze.Store(b.mono(now))
-	b.resumedFlag.Store(true)
+	if gap >= b.longFreeze() {
+		b.freezeUntil.Store(b.mono(now.Add(2 * b.cfg.Hedge)))
+		b.resumedFlag.Store(true)
+	} else {
+		b.stallUntil.Store(b.mono(now.Add(b.cfg.Hedge)))
+	}
 	b.poke()
 }
 
-// frozen reports whether a question handled now is freeze backlog.
-func (b *Bot) frozen(now time.Time) bool {
-	if b.mono(now)-b.lastTick.Load() > int64(freezeGap) {
-		b.markFreeze(now)
-		return true
+// freezeMode reports whether a question handled now is backlog of a freeze
+// and of which kind.
+func (b *Bot) freezeMode(now time.Time) int {
+	m := b.mono(now)
+	if gap := m - b.lastTick.Load(); gap > int64(freezeGap) {
+		b.markFreeze(now, time.Duration(gap))
+		b.lastTick.Store(m)
 	}
-	return b.mono(now) < b.freezeUntil.Load()
+	switch {
+	case m < b.freezeUntil.Load():
+		return freezeLong
+	case m < b.stallUntil.Load():
+		return freezeShort
+	}
+	return freezeNone
 }
 
 // Stats returns a snapshot of the counters.

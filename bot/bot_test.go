@@ -287,6 +287,41 @@ func TestFreezeBacklogDropped(t *testing.T) {
 	eventually(t, "answered", func() bool { return len(srv.privmsgs("alpha", "#bots")) == 1 })
 }
 
+// TestShortStallBacklogHedged: after a stall shorter than 2*Hedge (a loaded
+// machine) the backlog is not dropped but hedged against every other bot:
+// dropped if another bot speaks first, answered after Hedge otherwise.
+func TestShortStallBacklogHedged(t *testing.T) {
+	srv := newFakeIRCd()
+	defer srv.Close()
+	st := newMemStore()
+	st.chans = []string{"#chan"}
+	st.put("foo", "bar")
+	st.put("baz", "qux")
+	cfg := testConfig("alpha", st, srv)
+	cfg.Hedge = time.Second
+	a := startBot(t, cfg)
+	a.SetView(view("alpha", "alpha", peer("alpha", 1), peer("beta", 2)))
+	srv.addUser("beta", "#chan") // a lower-ranked bot that may have taken over
+	srv.addUser("alice", "#chan")
+	eventually(t, "alpha sees beta in #chan", func() bool { return a.sees("#chan", "beta") })
+
+	// stall of 1.5 s (< 2*Hedge): the question waits; beta answers it.
+	a.lastTick.Store(a.mono(time.Now().Add(-1500 * time.Millisecond)))
+	srv.say("alice", "#chan", "!foo")
+	eventually(t, "hedged", func() bool { return a.Stats().Hedges == 1 })
+	srv.say("beta", "#chan", "foo is bar")
+	eventually(t, "guard hit", func() bool { return a.Stats().GuardHits == 1 })
+
+	// another short stall, nobody else answers: alpha answers after Hedge.
+	time.Sleep(1100 * time.Millisecond)
+	a.lastTick.Store(a.mono(time.Now().Add(-1500 * time.Millisecond)))
+	srv.say("alice", "#chan", "!baz")
+	eventually(t, "answered after the hedge", func() bool { return len(srv.privmsgs("alpha", "#chan")) == 1 })
+	if n := a.Stats().DroppedStale; n != 0 {
+		t.Fatalf("short-stall backlog dropped %d questions", n)
+	}
+}
+
 func TestHandoff(t *testing.T) {
 	srv := newFakeIRCd()
 	defer srv.Close()

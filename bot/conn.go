@@ -198,8 +198,12 @@ func (b *Bot) tickLoop(ctx context.Context) {
 		case <-t.C:
 			now := time.Now()
 			if gap := b.mono(now) - b.lastTick.Load(); gap > int64(freezeGap) {
-				b.log.Warn("process freeze detected", "gap", time.Duration(gap))
-				b.markFreeze(now)
+				backlog := "hedged"
+				if time.Duration(gap) >= b.longFreeze() {
+					backlog = "dropped"
+				}
+				b.log.Warn("process freeze detected", "gap", time.Duration(gap), "backlog", backlog)
+				b.markFreeze(now, time.Duration(gap))
 			}
 			b.lastTick.Store(b.mono(now))
 		}

@@ -24,6 +24,7 @@ type question struct {
 	m        msgCtx
 	hedge    []string
 	deadline time.Time
+	stall    bool // backlog of a short stall: wait out the deadline unless no other bot is present
 }
 
 // loopState is owned by the event loop goroutine; nothing else touches it.
@@ -203,6 +204,17 @@ func (ls *loopState) isBot(nick string) bool {
 	return false
 }
 
+// otherBotsIn lists the nicks of the other known bots present in ch.
+func (ls *loopState) otherBotsIn(ch string) []string {
+	var out []string
+	for _, p := range ls.view.Order {
+		if p.Name != ls.view.Self && p.Nick != "" && !nickEqual(p.Nick, ls.nick) && ls.pres.present(ch, p.Nick) {
+			out = append(out, p.Nick)
+		}
+	}
+	return out
+}
+
 func isChannelName(s string) bool { return s != "" && strings.ContainsRune("#&+!", rune(s[0])) }
 
 func (ls *loopState) handleIRC(ie ircEvent) {
@@ -380,11 +392,20 @@ func (ls *loopState) onMessage(e girc.Event) {
 		}
 	}
 	now := time.Now()
-	if b.frozen(now) {
+	mode := b.freezeMode(now)
+	if mode == freezeLong {
 		b.stats.stale.Add(1)
 		b.log.Info("dropping question: freeze backlog", "channel", target, "from", src.Name)
 		return
 	}
+	if mode == freezeShort && isChan && d.Action == AnswerNow {
+		// Backlog of a short stall: another bot may have taken over
+		// meanwhile, so wait for any of them before answering.
+		if others := ls.otherBotsIn(target); len(others) > 0 {
+			d = Decision{Action: HedgeWait, Hedge: others}
+		}
+	}
+	stall := mode == freezeShort
 	acc, _ := e.Tags.Get("account")
 	if acc == "" {
 		acc = ls.pres.account(src.Name)
@@ -405,6 +426,7 @@ func (ls *loopState) onMessage(e girc.Event) {
 		b.stats.hedges.Add(1)
 		q.hedge = d.Hedge
 		q.deadline = now.Add(b.cfg.Hedge)
+		q.stall = stall
 		ls.pending = append(ls.pending, q)
 	}
 }
@@ -441,6 +463,9 @@ func (ls *loopState) checkPending() {
 	var ready []*question
 	ls.pending = slices.DeleteFunc(ls.pending, func(q *question) bool {
 		d := ls.decide(q.channel)
+		if q.stall && d.Action == AnswerNow && len(ls.otherBotsIn(q.channel)) > 0 {
+			return false // short-stall backlog waits for its deadline
+		}
 		switch d.Action {
 		case AnswerNow:
 			ready = append(ready, q)
@@ -462,7 +487,7 @@ func (ls *loopState) answer(q *question) {
 	if !ls.connected {
 		return
 	}
-	if b.frozen(time.Now()) {
+	if b.freezeMode(time.Now()) == freezeLong {
 		b.stats.stale.Add(1)
 		return
 	}

@@ -21,9 +21,11 @@ func apiErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, kvsync.ErrNotFound):
-		return fmt.Errorf("%w: %w", ctlapi.ErrNotFound, err)
+		return ctlapi.Mark(ctlapi.ErrNotFound, err)
 	case errors.Is(err, kvsync.ErrInvalid), errors.Is(err, mesh.ErrBadKey):
-		return fmt.Errorf("%w: %w", ctlapi.ErrInvalid, err)
+		return ctlapi.Mark(ctlapi.ErrInvalid, err)
+	case errors.Is(err, kvsync.ErrUnhealthy), errors.Is(err, kvsync.ErrSnapshotsDisabled):
+		return ctlapi.Mark(ctlapi.ErrUnavailable, err)
 	}
 	return err
 }

@@ -216,6 +216,8 @@ func TestCommands(t *testing.T) {
 		{args: []string{"factoid", "set", "k", "some", "value"}, wantOut: []string{"k = some value"}},
 		{args: []string{"factoid", "set", "k"}, wantCode: 2, wantErr: "usage"},
 		{args: []string{"factoid", "set", "", "v"}, wantCode: 1, wantErr: "invalid"},
+		{args: []string{"factoid", "set", "k", "bad\xffvalue"}, wantCode: 1, wantErr: "not valid UTF-8"},
+		{args: []string{"factoid", "get", "bad\xfe"}, wantCode: 1, wantErr: "not valid UTF-8"},
 		{args: []string{"factoid", "forget", "ubuntu"}, wantOut: []string{"forgot ubuntu"}},
 		{args: []string{"factoid", "log", "k"}, wantOut: []string{"AUTHOR", "me"}},
 		{args: []string{"factoid", "search", "value"}, wantOut: []string{"k"}},

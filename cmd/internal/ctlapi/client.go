@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultSocket is the control socket of a node that runs with the default
@@ -104,7 +105,20 @@ func factoidPath(name, suffix string) (string, error) {
 	if name == "" {
 		return "", fmt.Errorf("%w: factoid name is empty", ErrInvalid)
 	}
+	if err := checkUTF8("factoid name", name); err != nil {
+		return "", err
+	}
 	return "/v1/factoids/" + url.PathEscape(name) + suffix, nil
+}
+
+// checkUTF8 refuses text that is not valid UTF-8 before it is sent: JSON
+// encoding would otherwise replace the bad bytes silently and the daemon
+// would store something else than what the operator typed.
+func checkUTF8(what, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalid, what, s)
+	}
+	return nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -192,6 +206,9 @@ func (c *Client) SetFactoid(ctx context.Context, name, value, author string) (Fa
 	if err != nil {
 		return v, err
 	}
+	if err := errors.Join(checkUTF8("value", value), checkUTF8("author", author)); err != nil {
+		return v, err
+	}
 	return v, c.do(ctx, http.MethodPut, p, SetFactoidRequest{Value: value, Author: author}, &v)
 }
 
@@ -235,6 +252,9 @@ func (c *Client) Channels(ctx context.Context) ([]string, error) {
 
 // AddChannel adds a channel the active node must sit in.
 func (c *Client) AddChannel(ctx context.Context, name string) error {
+	if err := checkUTF8("channel", name); err != nil {
+		return err
+	}
 	return c.do(ctx, http.MethodPost, "/v1/channels", ChannelRequest{Name: name}, nil)
 }
 

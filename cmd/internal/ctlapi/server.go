@@ -22,6 +22,15 @@ var (
 	ErrUnavailable  = errors.New("unavailable")  // 503: e.g. IRC disabled, store recovering
 )
 
+// Mark returns err marked with sentinel (one of the errors above, so the
+// handler picks its status) while keeping err's own message.
+func Mark(sentinel, err error) error { return &marked{sentinel: sentinel, err: err} }
+
+type marked struct{ sentinel, err error }
+
+func (m *marked) Error() string   { return m.err.Error() }
+func (m *marked) Unwrap() []error { return []error{m.sentinel, m.err} }
+
 // maxBody bounds every request body. An import batch is the largest request.
 const maxBody = 8 << 20
 
