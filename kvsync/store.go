@@ -1070,10 +1070,31 @@ func (s *Store) reply(to string, m *message) {
 	p := encodeMessage(m)
 	s.stats.bytesSent.Add(int64(len(p)))
 	s.stats.recordsSent.Add(int64(len(m.records)))
-	if err := t.SendTo(to, p); err != nil {
-		s.log.Debug("send response failed", "to", to, "err", err)
+	// A peer that is rejoining may ask before its membership has reached
+	// this node, so the first send can fail with "unknown node": retry a few
+	// times (bounded, a rejoin takes milliseconds) instead of letting the
+	// requester wait out its whole RequestTimeout.
+	var err error
+	for attempt := range replyAttempts {
+		if err = t.SendTo(to, p); err == nil {
+			return
+		}
+		if attempt+1 == replyAttempts {
+			break
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(replyRetryDelay):
+		}
 	}
+	s.log.Debug("send response failed", "to", to, "err", err)
 }
+
+const (
+	replyAttempts   = 5
+	replyRetryDelay = 100 * time.Millisecond
+)
 
 // Subscribe registers fn to be called with a keyspace name
 // (KeyspaceFactoids, KeyspaceChannels, ...) after that keyspace changed,
