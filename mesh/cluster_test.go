@@ -640,6 +640,11 @@ func TestKeyRotation(t *testing.T) {
 	if err := a.UseKey(k2); err != nil {
 		t.Fatal(err)
 	}
+	for _, n := range []string{"a", "b", "c"} {
+		if p := c.node(n).PrimaryKey(); !bytes.Equal(p, k2) {
+			t.Fatalf("%s: primary key after UseKey = %x", n, p)
+		}
+	}
 	if err := a.RemoveKey(k2); !errorsIs(err, ErrBadKey) {
 		t.Fatalf("RemoveKey(primary) = %v", err)
 	}
@@ -754,4 +759,43 @@ func TestRestartAtNewAddress(t *testing.T) {
 	if mem.Addr != b.Self().Addr || mem.Status != StatusAlive {
 		t.Fatalf("c sees b as %+v", mem)
 	}
+}
+
+// TestReturningMemberSettles: a member that comes back from dead with its
+// old HealthySince (frozen or cut off, not restarted) is not a candidate
+// while it settles, so the others do not hand it the role for a moment and
+// take it back when it publishes a new HealthySince.
+func TestReturningMemberSettles(t *testing.T) {
+	c := newCluster(t)
+	const settle = 1500 * time.Millisecond
+	withSettle := func(cfg *Config) { cfg.SettleTime = settle }
+	for i, n := range []string{"a", "b", "c"} {
+		c.start(n, i+1, withSettle)
+	}
+	waitFor(t, eventually, c.agree("a", 3))
+	c.net.Partition([]string{"a"}, []string{"b", "c"})
+	waitFor(t, eventually, func() string {
+		if got := c.node("b").Active(); got != "b" {
+			return "b says active " + got
+		}
+		return ""
+	})
+	c.net.Heal()
+	waitFor(t, eventually, func() string {
+		if !slices.Contains(c.node("b").Peers(), "a") {
+			return "b does not see a yet"
+		}
+		return ""
+	})
+	back := time.Now()
+	for time.Since(back) < settle/2 {
+		if got := c.node("b").Active(); got != "b" {
+			t.Fatalf("%s after a came back, b names %q active; a should still be settling", time.Since(back), got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !hasEvent(c.node("b"), EventJoin, "settles") {
+		t.Error("no join event says that a settles")
+	}
+	waitFor(t, eventually, c.agree("a", 3))
 }

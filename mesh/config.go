@@ -56,6 +56,11 @@ type Config struct {
 	// RetryInterval is how often seeds, known peers and failed members are
 	// re-joined. 0 = profile default (lan 5 s, fast 1 s, wan 15 s).
 	RetryInterval time.Duration
+	// SettleTime is how long a member that comes back from dead or left
+	// with an old HealthySince (it was frozen or cut off, not restarted, so
+	// it may not know yet that it was gone) is not a candidate, giving it
+	// time to notice and publish a new HealthySince. 0 = 2 s.
+	SettleTime time.Duration
 	// Demotions stores sticky-mode demotions. nil = NewMemDemotions().
 	Demotions Demotions
 	// Version is published in Meta.Version.
@@ -186,6 +191,12 @@ func (cfg Config) normalize() (Config, error) {
 	}
 	if cfg.PreemptDelay < 0 {
 		return cfg, fmt.Errorf("%w: negative preempt delay", ErrBadConfig)
+	}
+	if cfg.SettleTime < 0 {
+		return cfg, fmt.Errorf("%w: negative settle time", ErrBadConfig)
+	}
+	if cfg.SettleTime == 0 {
+		cfg.SettleTime = 2 * time.Second
 	}
 	if cfg.RetryInterval < 0 {
 		return cfg, fmt.Errorf("%w: negative retry interval", ErrBadConfig)

@@ -24,6 +24,10 @@ type NodeState struct {
 	Status       Status
 	Health       Health
 	HealthySince time.Time
+	// Settling is true for a member that just came back from dead or left
+	// and may not know yet that it was gone (see Config.SettleTime); it is
+	// not a candidate meanwhile.
+	Settling bool
 }
 
 // DecisionInput is everything Decide looks at. Decide does not modify it.
@@ -55,7 +59,7 @@ type Decision struct {
 //     ascending (the most recent failure is last; ties by name; if a node has
 //     several demotions the latest counts). In preempt mode demotions are
 //     ignored.
-//   - Candidate: Status alive and Health ok.
+//   - Candidate: Status alive, Health ok and not Settling.
 //   - Preempt hold-down (both modes): candidate X is held down iff
 //     Now-X.HealthySince < PreemptDelay and some other candidate Y has
 //     Y.HealthySince <= X.HealthySince-PreemptDelay. A zero HealthySince
@@ -113,7 +117,7 @@ func Decide(in DecisionInput) Decision {
 	for i, n := range nodes {
 		d.Order[i] = n.Name
 		d.Roles[n.Name] = RoleUnhealthy
-		if n.Status == StatusAlive && n.Health == HealthOK {
+		if n.Status == StatusAlive && n.Health == HealthOK && !n.Settling {
 			cands = append(cands, n)
 		}
 	}

@@ -46,6 +46,16 @@ func TestDecide(t *testing.T) {
 			roles:  map[string]Role{"bob": RoleActive, "amy": RoleStandby, "zed": RoleStandby},
 		},
 		{
+			name: "a settling member is not a candidate",
+			in: DecisionInput{Nodes: []NodeState{
+				{Name: "a", Rank: 1, Status: StatusAlive, Health: HealthOK, Settling: true},
+				ok("b", 2, 0),
+			}, Now: now},
+			active: "b",
+			order:  []string{"a", "b"},
+			roles:  map[string]Role{"a": RoleUnhealthy, "b": RoleActive},
+		},
+		{
 			name: "dead and unhealthy are skipped",
 			in: DecisionInput{Nodes: []NodeState{
 				{Name: "a", Rank: 1, Status: StatusDead, Health: HealthOK},

@@ -122,6 +122,12 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) {
 	detail := fmt.Sprintf("%s joined at %s", n.Name, ms.addr)
 	if known && ms.status != StatusAlive {
 		detail = fmt.Sprintf("%s is back at %s (was %s)", n.Name, ms.addr, ms.status)
+		if n.Name != m.name && ms.meta.HealthySince.Before(ms.goneSince) {
+			// Same process as before it was gone (frozen or cut off): it
+			// may still publish its old HealthySince for a moment.
+			ms.settleUntil = m.now().Add(m.cfg.SettleTime)
+			detail += fmt.Sprintf("; not a candidate for %s while it settles", m.cfg.SettleTime)
+		}
 		if n.Name != m.name && rand.Float64() < syncPushers/float64(max(1, m.aliveLocked())) {
 			// A restarted node may know nobody yet (it learned that it
 			// was considered dead from gossip, not from a push/pull):

@@ -377,3 +377,15 @@ func (m *Mesh) RemoveKey(key []byte) error {
 	_, _, err := m.keyOp(keyOpRemove, key)
 	return err
 }
+
+// PrimaryKey returns the key this node encrypts with, or nil when gossip
+// encryption is off.
+func (m *Mesh) PrimaryKey() []byte {
+	m.mu.Lock()
+	kr := m.keyring
+	m.mu.Unlock()
+	if kr == nil {
+		return nil
+	}
+	return kr.GetPrimaryKey()
+}

@@ -56,6 +56,15 @@ func (m *Mesh) timeDependent() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
+	for _, ms := range m.members {
+		if !ms.settleUntil.IsZero() {
+			if now.Before(ms.settleUntil) {
+				continue // still settling; re-evaluated when it ends
+			}
+			ms.settleUntil = time.Time{}
+			return true // settling just ended
+		}
+	}
 	return len(m.decision.HeldDown) > 0 || m.demStale || len(m.pendDem) > 0 ||
 		(m.cfg.Failback == FailbackSticky && (now.Sub(m.demAt) >= demotionsRefresh || now.Before(m.demAt)))
 }
@@ -80,6 +89,7 @@ func (m *Mesh) nodeStatesLocked() []NodeState {
 			Status:       ms.status,
 			Health:       ms.meta.Health,
 			HealthySince: ms.meta.HealthySince,
+			Settling:     m.now().Before(ms.settleUntil),
 		}
 		if !ms.metaOK {
 			ns.Rank = math.MaxInt32

@@ -41,10 +41,12 @@ type memberState struct {
 	status      Status
 	since       time.Time // when status last changed
 	meta        Meta
-	metaOK      bool // false if the last meta was undecodable
-	metaErrLog  bool // undecodable meta already logged
-	wasOK       bool // health was ok at some point while alive
-	leaveIntent bool // sent a leave intent / published leaving
+	metaOK      bool      // false if the last meta was undecodable
+	metaErrLog  bool      // undecodable meta already logged
+	wasOK       bool      // health was ok at some point while alive
+	leaveIntent bool      // sent a leave intent / published leaving
+	goneSince   time.Time // when it was last seen dead or left (zero: never)
+	settleUntil time.Time // not a candidate before this (see Config.SettleTime)
 }
 
 // Mesh is one node's membership in the mesh. Create it with New, then
@@ -207,7 +209,7 @@ func (m *Mesh) Start() error {
 func (m *Mesh) startMemberlist() error {
 	c := memberlistConfig(m.cfg.Profile)
 	c.Name = m.name
-	c.Logger = newMemberlistLogger(m.log.With("component", "memberlist"))
+	c.Logger = newMemberlistLogger(m.log)
 	host, portStr, _ := net.SplitHostPort(m.cfg.BindAddr)
 	port, _ := strconv.Atoi(portStr)
 	c.BindAddr = host
@@ -562,6 +564,9 @@ func (m *Mesh) applyMetaLocked(ms *memberState, meta Meta) {
 	ms.meta = meta
 	ms.metaOK = true
 	ms.metaErrLog = false
+	if !ms.settleUntil.IsZero() && meta.HealthySince.After(ms.goneSince) {
+		ms.settleUntil = time.Time{} // it noticed and restarted its healthy period
+	}
 	// Frequently changing fields (lag, entries, digest, healthy-since) are
 	// not logged as events.
 	if old.Rank != meta.Rank || old.IRCConnected != meta.IRCConnected || old.IRCServer != meta.IRCServer ||
@@ -615,6 +620,7 @@ func (m *Mesh) setStatusLocked(ms *memberState, st Status, detail string) {
 		m.eventLocked(EventFail, ms.name, detail)
 	}
 	if (st == StatusDead || st == StatusLeft) && prev != StatusDead && prev != StatusLeft {
+		ms.goneSince = ms.since
 		ms.wasOK = false
 		m.failedLocked(ms.name)
 	}

@@ -42,6 +42,17 @@ func (m *Mesh) Broadcast(payload []byte) {
 	env := encodeEnvelope(msgBroadcast, m.name, id, payload)
 	if len(env) <= maxBroadcastSize {
 		m.markSeen(id)
+		// Fast path: one UDP packet to every peer right away, so a write
+		// reaches the mesh in a round trip instead of a gossip interval.
+		// The gossip queue is the repair path for packets lost here;
+		// receivers drop the duplicate by its id.
+		for _, n := range ml.Members() {
+			if n.Name != m.name {
+				if err := ml.SendBestEffort(n, env); err != nil {
+					m.log.Debug("broadcast (direct)", "to", n.Name, "err", err)
+				}
+			}
+		}
 		m.bq.QueueBroadcast(&broadcast{msg: env})
 		return
 	}

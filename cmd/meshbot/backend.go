@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -248,7 +249,11 @@ func (b *backend) Keys(ctx context.Context) (ctlapi.Keys, error) {
 	if err != nil {
 		return ctlapi.Keys{}, apiErr(err)
 	}
-	return ctlapi.Keys{Keys: keys, Members: total}, nil
+	k := ctlapi.Keys{Keys: keys, Members: total}
+	if p := b.d.mesh.PrimaryKey(); p != nil {
+		k.Primary = base64.StdEncoding.EncodeToString(p)
+	}
+	return k, nil
 }
 
 func (b *backend) InstallKey(ctx context.Context, key []byte) error {

@@ -23,6 +23,9 @@ import (
 	"github.com/meshbot/meshbot/cmd/internal/ctlapi"
 )
 
+// syncInterval is the nodes' store.sync_interval (-sync).
+var syncInterval time.Duration
+
 type node struct {
 	name string
 	dir  string
@@ -37,6 +40,7 @@ func main() {
 	idle := flag.Duration("idle", 20*time.Second, "idle measurement window")
 	bin := flag.String("bin", "bin", "directory with the meshbot binary")
 	base := flag.Int("port", 23000, "first gossip port")
+	flag.DurationVar(&syncInterval, "sync", 2*time.Second, "store.sync_interval of the nodes")
 	flag.Parse()
 	fmt.Printf("| nodes | profile | join (all see all) | edit convergence median / max | SIGKILL failover median / max | graceful leave median | idle CPU per node | RSS per node |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|\n")
@@ -72,10 +76,10 @@ mesh:
   preempt_delay: 1h
 store:
   snapshot_every: 0s
-  sync_interval: 2s
+  sync_interval: %s
 log:
   level: warn
-`, name, i, dir, base+i, base+1, base+2, key, profile)
+`, name, i, dir, base+i, base+1, base+2, key, profile, syncInterval)
 	path := filepath.Join(dir, "c.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
