@@ -37,12 +37,12 @@ demo: build
 
 ## chaos: failover suite on Docker containers (FROM scratch images)
 chaos: build
-	$(GO) test -count=1 -timeout 15m -tags chaos -v -run 'TestChaos' ./e2e/...
+	$(GO) test -count=1 -timeout 15m -tags chaos -v -run 'TestChaos|TestCompose' ./e2e/...
 
-## image: the FROM scratch container image meshbot:dev
+## image: the FROM scratch container image meshbot:latest
 image: build
 	cp /etc/ssl/certs/ca-certificates.crt bin/ca-certificates.crt
-	docker build -t meshbot:dev -f deploy/Dockerfile .
+	docker build -t meshbot:latest -f deploy/Dockerfile .
 
 clean:
 	rm -rf bin/
