@@ -160,6 +160,28 @@ func (e *env) parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	return pos, nil
 }
 
+// subcommand parses the arguments of a command group such as "keys"; with
+// no subcommand it means "list".
+func (e *env) subcommand(name string, args []string) ([]string, error) {
+	pos, err := e.parseFlags(flag.NewFlagSet(name, flag.ContinueOnError), args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) == 0 {
+		pos = []string{"list"}
+	}
+	return pos, nil
+}
+
+// done reports a completed change: v as JSON with -o json, else the text.
+func (e *env) done(v any, format string, a ...any) error {
+	if e.output == "json" {
+		return e.json(v)
+	}
+	fmt.Fprintf(e.stdout, format+"\n", a...)
+	return nil
+}
+
 func (e *env) json(v any) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
@@ -355,11 +377,7 @@ func cmdReorder(ctx context.Context, e *env, args []string) error {
 	if err := e.client.Reorder(ctx); err != nil {
 		return err
 	}
-	if e.output == "json" {
-		return e.json(map[string]bool{"ok": true})
-	}
-	fmt.Fprintln(e.stdout, "demotions cleared: the static rank order is in effect")
-	return nil
+	return e.done(map[string]bool{"ok": true}, "demotions cleared: the static rank order is in effect")
 }
 
 func cmdEvents(ctx context.Context, e *env, args []string) error {
@@ -438,11 +456,7 @@ func cmdFactoid(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if e.output == "json" {
-			return e.json(f)
-		}
-		fmt.Fprintf(e.stdout, "%s = %s\n", f.Name, f.Value)
-		return nil
+		return e.done(f, "%s = %s", f.Name, f.Value)
 	case "forget":
 		if len(rest) != 1 {
 			return usagef("usage: meshctl factoid forget NAME")
@@ -450,11 +464,7 @@ func cmdFactoid(ctx context.Context, e *env, args []string) error {
 		if err := e.client.ForgetFactoid(ctx, rest[0], who); err != nil {
 			return err
 		}
-		if e.output == "json" {
-			return e.json(map[string]string{"forgotten": rest[0]})
-		}
-		fmt.Fprintf(e.stdout, "forgot %s\n", rest[0])
-		return nil
+		return e.done(map[string]string{"forgotten": rest[0]}, "forgot %s", rest[0])
 	case "log":
 		if len(rest) != 1 {
 			return usagef("usage: meshctl factoid log NAME")
@@ -494,12 +504,9 @@ func cmdFactoid(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdChannels(ctx context.Context, e *env, args []string) error {
-	pos, err := e.parseFlags(flag.NewFlagSet("channels", flag.ContinueOnError), args)
+	pos, err := e.subcommand("channels", args)
 	if err != nil {
 		return err
-	}
-	if len(pos) == 0 {
-		pos = []string{"list"}
 	}
 	switch pos[0] {
 	case "list":
@@ -532,23 +539,16 @@ func cmdChannels(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if e.output == "json" {
-			return e.json(map[string]string{pos[0]: pos[1]})
-		}
 		verb := map[string]string{"add": "added", "remove": "removed"}[pos[0]]
-		fmt.Fprintf(e.stdout, "%s %s\n", verb, pos[1])
-		return nil
+		return e.done(map[string]string{pos[0]: pos[1]}, "%s %s", verb, pos[1])
 	}
 	return usagef("unknown channels command %q (want list, add or remove)", pos[0])
 }
 
 func cmdSnapshot(ctx context.Context, e *env, args []string) error {
-	pos, err := e.parseFlags(flag.NewFlagSet("snapshot", flag.ContinueOnError), args)
+	pos, err := e.subcommand("snapshot", args)
 	if err != nil {
 		return err
-	}
-	if len(pos) == 0 {
-		pos = []string{"list"}
 	}
 	switch pos[0] {
 	case "list":
@@ -573,11 +573,7 @@ func cmdSnapshot(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if e.output == "json" {
-			return e.json(s)
-		}
-		fmt.Fprintf(e.stdout, "snapshot %s written and verified: %d entries, %d bytes\n", s.ID, s.Entries, s.Size)
-		return nil
+		return e.done(s, "snapshot %s written and verified: %d entries, %d bytes", s.ID, s.Entries, s.Size)
 	case "restore":
 		if len(pos) != 2 {
 			return usagef("usage: meshctl snapshot restore ID (see 'meshctl snapshot list')")
@@ -585,22 +581,15 @@ func cmdSnapshot(ctx context.Context, e *env, args []string) error {
 		if err := e.client.RestoreSnapshot(ctx, pos[1]); err != nil {
 			return err
 		}
-		if e.output == "json" {
-			return e.json(map[string]string{"restored": pos[1]})
-		}
-		fmt.Fprintf(e.stdout, "restored %s; the node now pulls newer records from its peers\n", pos[1])
-		return nil
+		return e.done(map[string]string{"restored": pos[1]}, "restored %s; the node now pulls newer records from its peers", pos[1])
 	}
 	return usagef("unknown snapshot command %q (want list, create or restore)", pos[0])
 }
 
 func cmdKeys(ctx context.Context, e *env, args []string) error {
-	pos, err := e.parseFlags(flag.NewFlagSet("keys", flag.ContinueOnError), args)
+	pos, err := e.subcommand("keys", args)
 	if err != nil {
 		return err
-	}
-	if len(pos) == 0 {
-		pos = []string{"list"}
 	}
 	switch op := pos[0]; op {
 	case "list":
@@ -637,16 +626,12 @@ func cmdKeys(ctx context.Context, e *env, args []string) error {
 		if err := e.client.KeyOp(ctx, op, key); err != nil {
 			return err
 		}
-		if e.output == "json" {
-			return e.json(map[string]string{op: pos[1]})
-		}
 		msg := map[string]string{
 			"install": "installed on every member; next: 'meshctl keys use KEY'",
 			"use":     "is now the primary key on every member; next: remove the old key",
 			"remove":  "removed from every member",
 		}[op]
-		fmt.Fprintf(e.stdout, "key %s\n", msg)
-		return nil
+		return e.done(map[string]string{op: pos[1]}, "key %s", msg)
 	}
 	return usagef("unknown keys command %q (want list, install, use or remove)", pos[0])
 }
