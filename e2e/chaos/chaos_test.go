@@ -651,7 +651,7 @@ func (s *suite) report(t *testing.T, total time.Duration) {
 	all := TallyQuestions(s.c.obs.Questions(0, s.c.obs.NextID()))
 	fmt.Fprintf(&b, "| **total** | | | | | %d | %d | %d | **%d** | %d | **%d** | | |\n", all.Asked, all.Answered, all.Unanswered, all.Double, sumEdits, sumLost)
 	b.WriteString("\nhost stalls: gaps over 0.5 s in a 50 ms ticker of the test process (which also runs the gossip proxies);\n" +
-		"bot freezes: \"process freeze detected\" lines in the nodes' logs (the bot drops questions for 2×hedge after each).\n")
+		"bot freezes: \"process freeze detected\" lines in the nodes' logs (after a short stall the bot hedges the queued questions; after a long freeze it drops them).\n")
 	b.WriteString("\nnotes:\n")
 	for _, f := range s.figs {
 		if len(f.notes) > 0 {
