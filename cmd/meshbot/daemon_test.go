@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,7 +46,7 @@ type testNode struct {
 }
 
 // startNode runs a mesh-only daemon in-process.
-func startNode(t *testing.T, name string, rank, port int, join []string, keyFile string) *testNode {
+func startNode(t *testing.T, name string, rank, port int, join []string, keyFile string, mods ...func(*Config)) *testNode {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mb") // short: Unix socket paths are limited to 108 bytes
 	if err != nil {
@@ -63,6 +65,9 @@ func startNode(t *testing.T, name string, rank, port int, join []string, keyFile
 	cfg.Store.SyncInterval = Duration(200 * time.Millisecond)
 	cfg.Store.SnapshotEvery = 0
 	cfg.Log.Level = "warn"
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,5 +196,43 @@ func TestDaemonsWithMeshctl(t *testing.T) {
 	out, err := nodes[2].ctl(t, "events")
 	if err != nil || !strings.Contains(out, "n1") {
 		t.Errorf("events should mention n1: %v\n%s", err, out)
+	}
+}
+
+// TestMetricsEndpoint checks that control.metrics_listen serves the
+// documented Prometheus metrics.
+func TestMetricsEndpoint(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	n := startNode(t, "m1", 1, freePort(t), nil, "", func(c *Config) { c.Control.MetricsListen = addr })
+	eventually(t, "the node to be active", 20*time.Second, func() bool {
+		active, _ := activeOf(n.members(t))
+		return active == "m1"
+	})
+	var body string
+	eventually(t, "/metrics to answer", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	for _, want := range []string{
+		`meshbot_members{node="m1",status="alive"} 1`,
+		`meshbot_active{node="m1"} 1`,
+		`meshbot_health{health="ok",node="m1"} 1`,
+		`meshbot_role_changes_total{node="m1"}`,
+		`meshbot_failovers_total{node="m1"}`,
+		`meshbot_sync_rounds_total{node="m1"}`,
+		`meshbot_sync_bytes_total{direction="sent",node="m1"}`,
+		`meshbot_store_entries{node="m1"}`,
+		`meshbot_snapshot_age_seconds{node="m1"}`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

@@ -231,6 +231,9 @@ func cmdMembers(ctx context.Context, e *env, args []string) error {
 	for {
 		ms, err := e.client.Members(ctx)
 		if err != nil {
+			if *watch && ctx.Err() != nil {
+				return nil // interrupted while watching: a normal end
+			}
 			return err
 		}
 		ms = filterMembers(ms, statusRE, roleRE)

@@ -327,3 +327,24 @@ func TestImportEncyclopedia(t *testing.T) {
 		t.Fatalf("backend imported %d", fb.imported)
 	}
 }
+
+func TestMembersWatch(t *testing.T) {
+	sock, _ := serve(t, newFake(), "")
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := Run(ctx, []string{"-socket", sock, "members", "-watch", "-interval", "50ms", "-o", "json"}, func(string) string { return "" }, &out, &errb)
+	if err != nil {
+		t.Fatalf("watch ended with %v: %s", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("watch printed %d snapshots, want several:\n%s", len(lines), out.String())
+	}
+	for _, l := range lines {
+		var rows []ctlapi.Member
+		if err := json.Unmarshal([]byte(l), &rows); err != nil || len(rows) != 3 {
+			t.Fatalf("watch line is not a members array: %q (%v)", l, err)
+		}
+	}
+}
