@@ -329,6 +329,11 @@ func TestLogBridgeLevels(t *testing.T) {
 	if strings.Contains(out, "chatter") {
 		t.Errorf("debug line logged at info level:\n%s", out)
 	}
+	buf.Reset()
+	ml.Printf("[ERR] memberlist: failed to receive: no installed keys could decrypt the message from=127.0.0.1:1")
+	if out := buf.String(); !strings.Contains(out, "hint=\"the peer uses another gossip key") {
+		t.Errorf("decrypt failure without a hint:\n%s", out)
+	}
 }
 
 func TestEventRing(t *testing.T) {

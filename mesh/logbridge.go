@@ -46,6 +46,21 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	if !b.l.Enabled(ctx, level) {
 		return n, nil
 	}
-	b.l.Log(ctx, level, string(line), "source", "memberlist")
+	args := []any{"source", "memberlist"}
+	for _, h := range bridgeHints {
+		if bytes.Contains(line, []byte(h.match)) {
+			args = append(args, "hint", h.hint)
+			break
+		}
+	}
+	b.l.Log(ctx, level, string(line), args...)
 	return n, nil
+}
+
+// bridgeHints tell the operator what a memberlist message usually means.
+var bridgeHints = []struct{ match, hint string }{
+	{"no installed keys could decrypt", "the peer uses another gossip key: compare mesh.key_file (and data_dir/keyring.json) on both nodes"},
+	{"Encryption is configured but remote state is not encrypted", "the peer runs without a gossip key: set the same mesh.key_file on every node"},
+	{"Remote state is encrypted and encryption is not configured", "the peer uses a gossip key and this node does not: set mesh.key_file"},
+	{"Conflicting address", "two nodes use the same name: every node needs its own name"},
 }
