@@ -88,12 +88,17 @@ func analyze(asked []question, answers []answer, w runWindow) runResult {
 		}
 		r.Latencies = append(r.Latencies, got[0].At.Sub(q.At))
 	}
-	for _, a := range answers {
-		if a.From == w.Victim || a.At.Before(w.Fault) {
-			continue
-		}
-		if d := a.At.Sub(w.Fault); !r.FailedOK || d < r.Failover {
-			r.Failover, r.FailedOK = d, true
+	// Failover: the first answer by another bot to a question of this
+	// run. Answers to older questions (a previous run's backlog still
+	// draining from a bot's send queue, probes) are not a failover.
+	for _, q := range asked {
+		for _, a := range byName[q.Name] {
+			if a.From == w.Victim || a.At.Before(w.Fault) || a.At.Before(q.At) {
+				continue
+			}
+			if d := a.At.Sub(w.Fault); !r.FailedOK || d < r.Failover {
+				r.Failover, r.FailedOK = d, true
+			}
 		}
 	}
 	return r

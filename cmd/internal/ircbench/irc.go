@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ type observer struct {
 	nick    string
 	channel string
 	conn    net.Conn
+	tr      io.Writer // transcript: questions, answers, JOIN/PART/QUIT, marks
 
 	wmu sync.Mutex
 
@@ -30,12 +32,12 @@ type observer struct {
 }
 
 // dialObserver connects, registers and joins channel.
-func dialObserver(server, nick, channel string) (*observer, error) {
+func dialObserver(server, nick, channel string, transcript io.Writer) (*observer, error) {
 	conn, err := net.DialTimeout("tcp", server, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("observer connect %s: %w", server, err)
 	}
-	o := &observer{nick: nick, channel: channel, conn: conn,
+	o := &observer{nick: nick, channel: channel, conn: conn, tr: transcript,
 		joined: make(chan struct{}), welcome: make(chan struct{}), done: make(chan struct{})}
 	go o.read()
 	o.send("NICK " + nick)
@@ -80,7 +82,19 @@ func (o *observer) send(line string) {
 func (o *observer) ask(name string) question {
 	q := question{Name: name, At: time.Now()}
 	o.send("PRIVMSG " + o.channel + " :!" + name)
+	o.mark(q.At, "ASK !"+name)
 	return q
+}
+
+// mark writes one transcript line.
+func (o *observer) mark(at time.Time, text string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.markLocked(at, text)
+}
+
+func (o *observer) markLocked(at time.Time, text string) {
+	fmt.Fprintf(o.tr, "%s %s\n", at.UTC().Format("15:04:05.000"), text)
 }
 
 // parseLine splits a raw IRC line into prefix nick, command and params
@@ -127,12 +141,14 @@ func (o *observer) read() {
 			continue
 		case "001":
 			closeOnce(o.welcome)
-		case "JOIN":
-			if strings.EqualFold(nick, o.nick) {
+		case "JOIN", "PART", "QUIT":
+			if cmd == "JOIN" && strings.EqualFold(nick, o.nick) {
 				closeOnce(o.joined)
 			}
+			o.markLocked(at, cmd+" "+nick+" "+strings.Join(params, " "))
 		case "PRIVMSG":
 			if len(params) == 2 && strings.EqualFold(params[0], o.channel) {
+				o.markLocked(at, "<"+nick+"> "+params[1])
 				if name, ok := parseAnswer(params[1]); ok {
 					o.answers = append(o.answers, answer{At: at, From: nick, Name: name})
 				}

@@ -4,7 +4,10 @@
 // fault to the active bot's process (crash = SIGKILL, freeze = SIGSTOP for
 // 20 s then SIGCONT, term = SIGTERM) and prints a markdown table of the
 // failover time (fault to the first answer by another bot), double answers,
-// lost questions and answer latency.
+// lost questions and answer latency. The failover time has the resolution
+// of -interval (it needs a question to answer); the observer's transcript
+// (questions, answers, JOIN/PART/QUIT, fault marks) is in the work
+// directory, kept with -keep.
 //
 //	make build && go run ./cmd/internal/ircbench -runs 20
 package main
@@ -184,7 +187,9 @@ type bench struct {
 	interval time.Duration
 	nodes    []*node
 	obs      *observer
-	next     atomic.Int64 // question counter (wraps at numFactoids)
+	// transcript is the observer's log (work dir, kept with -keep).
+	transcript *os.File
+	next       atomic.Int64 // question counter (wraps at numFactoids)
 }
 
 // take returns the next factoid name; q000..q999 wrap after numFactoids
@@ -310,7 +315,12 @@ editors: ["*!*@*"]
 	if err := b.seed(); err != nil {
 		return err
 	}
-	b.obs, err = dialObserver(ircAddr, obsNick, testChan)
+	tr, err := os.Create(filepath.Join(b.work, "transcript.txt"))
+	if err != nil {
+		return err
+	}
+	b.transcript = tr
+	b.obs, err = dialObserver(ircAddr, obsNick, testChan, tr)
 	return err
 }
 
@@ -445,6 +455,7 @@ func (b *bench) run(scenario string) (runResult, error) {
 	a := startAsker(b.obs, b.interval, b.take)
 	time.Sleep(warmup)
 	fault := time.Now()
+	b.obs.mark(fault, fmt.Sprintf("FAULT %s %s", scenario, victim.name))
 	w := runWindow{Fault: fault, Victim: victim.nick}
 	switch scenario {
 	case "crash":
@@ -461,6 +472,7 @@ func (b *bench) run(scenario string) (runResult, error) {
 	}
 	if scenario == "freeze" {
 		time.Sleep(freezeFor)
+		b.obs.mark(time.Now(), "SIGCONT "+victim.name)
 		if err := victim.signal(syscall.SIGCONT); err != nil {
 			a.Stop()
 			return runResult{}, fmt.Errorf("SIGCONT %s: %w", victim.name, err)
@@ -470,6 +482,7 @@ func (b *bench) run(scenario string) (runResult, error) {
 		time.Sleep(afterFault)
 	}
 	asked := a.Stop()
+	b.obs.mark(time.Now(), "STOP asking")
 	w.Deadline = time.Now().Add(lostAfter)
 	time.Sleep(lostAfter)
 
@@ -483,6 +496,7 @@ func (b *bench) run(scenario string) (runResult, error) {
 		if code := victim.cmd.ProcessState.ExitCode(); scenario == "term" && code != 0 {
 			fmt.Fprintf(os.Stderr, "ircbench: %s exited with code %d after SIGTERM\n", victim.name, code)
 		}
+		b.obs.mark(time.Now(), "RESTART "+victim.name)
 		if err := victim.start(b.bin); err != nil {
 			return runResult{}, err
 		}
@@ -498,7 +512,10 @@ func main() {
 	runs := flag.Int("runs", 5, "fault injections per scenario")
 	bin := flag.String("bin", "bin", "directory with the meshbot binary")
 	scenarios := flag.String("scenarios", "crash,freeze,term", "comma-separated: crash (SIGKILL), freeze (SIGSTOP 20 s), term (SIGTERM)")
-	interval := flag.Duration("interval", 250*time.Millisecond, "time between questions")
+	// 500ms, not faster: the bot sends at most 2 lines/s (bot.DefaultConfig
+	// SendRate, not configurable), so a faster asker measures the growing
+	// send queue instead of the failover.
+	interval := flag.Duration("interval", 500*time.Millisecond, "time between questions")
 	keep := flag.Bool("keep", false, "keep the work directory (configs and node logs)")
 	flag.Parse()
 	var list []string
@@ -559,6 +576,9 @@ func bench1(b *bench, scenarios []string, runs int) error {
 	defer func() {
 		if b.obs != nil {
 			b.obs.Close()
+		}
+		if b.transcript != nil {
+			b.transcript.Close()
 		}
 	}()
 	if err := b.setup(); err != nil {
