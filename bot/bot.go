@@ -198,6 +198,10 @@ type Bot struct {
 	stallUntil  atomic.Int64 // until then questions are short-stall backlog (hedged)
 	resumedFlag atomic.Bool
 	lastFreeze  atomic.Int64 // unix nanos of the last detected freeze
+	longFrozeAt atomic.Int64 // mono time of the last long freeze: replies queued before it are stale
+
+	partMu   sync.Mutex
+	partedAt map[string]time.Time // channel (lowercased) -> when we last decided to part it
 
 	stats struct {
 		answers, hedges, guard, stale, full, offline, sent, connects, lag atomic.Int64
@@ -378,6 +382,7 @@ const (
 func (b *Bot) markFreeze(now time.Time, gap time.Duration) {
 	b.lastFreeze.Store(b.mono(now))
 	if gap >= b.longFreeze() {
+		b.longFrozeAt.Store(b.mono(now))
 		b.freezeUntil.Store(b.mono(now.Add(2 * b.cfg.Hedge)))
 		b.resumedFlag.Store(true)
 	} else {

@@ -710,6 +710,7 @@ func (ls *loopState) part(ch string, now time.Time) {
 		return
 	}
 	ls.partSent[f] = now
+	ls.b.notePart(ch, now)
 	delete(ls.leaveSince, f)
 	ls.b.log.Info("parting channel", "channel", ch)
 	ls.b.enqueueCtrl(ls.sess, girc.PART, ch)

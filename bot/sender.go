@@ -17,6 +17,7 @@ type outLine struct {
 	queued time.Time
 	maxAge time.Duration // 0 = never stale
 	sess   uint64        // 0 = any session, else only for that session
+	reply  string        // for an answer to a channel: the channel
 }
 
 // newLine builds a sanitized event: middle parameters lose spaces and
@@ -67,8 +68,41 @@ func (b *Bot) enqueueMsg(target, text string, reply bool) {
 	l := outLine{ev: newLine(girc.PRIVMSG, target, text)}
 	if reply {
 		l.maxAge = replyMaxAge
+		if isChannelName(target) {
+			l.reply = ircLower(target)
+		}
 	}
 	b.enqueue(b.msgQ, l)
+}
+
+// notePart records that we decided to leave ch: answers to ch still queued
+// were decided while we served it and must not go out any more.
+func (b *Bot) notePart(ch string, now time.Time) {
+	b.partMu.Lock()
+	defer b.partMu.Unlock()
+	if b.partedAt == nil {
+		b.partedAt = map[string]time.Time{}
+	}
+	b.partedAt[ircLower(ch)] = now
+}
+
+// staleReply reports whether a queued answer must be dropped: it was queued
+// before we decided to leave its channel, or before a long freeze (the next
+// bot has answered that backlog).
+func (b *Bot) staleReply(l outLine) bool {
+	if l.maxAge == 0 {
+		return false
+	}
+	if b.mono(l.queued) < b.longFrozeAt.Load() {
+		return true
+	}
+	if l.reply == "" {
+		return false
+	}
+	b.partMu.Lock()
+	defer b.partMu.Unlock()
+	t, ok := b.partedAt[l.reply]
+	return ok && !l.queued.After(t)
 }
 
 // enqueueCtrl queues a control line (JOIN, PART, PING, NICK) for session
@@ -144,7 +178,7 @@ func (b *Bot) sendable(l outLine) bool {
 		b.stats.offline.Add(1)
 		return false
 	}
-	if l.maxAge > 0 && time.Since(l.queued) > l.maxAge {
+	if l.maxAge > 0 && time.Since(l.queued) > l.maxAge || b.staleReply(l) {
 		b.stats.stale.Add(1)
 		return false
 	}

@@ -363,3 +363,50 @@ func FuzzHandleIRC(f *testing.F) {
 		}
 	})
 }
+
+// TestStaleReplies: an answer still queued when the bot decides to leave its
+// channel, or when a long freeze is detected, is not sent any more; private
+// replies and lines queued afterwards are.
+func TestStaleReplies(t *testing.T) {
+	b, err := New(testConfig("alpha", newMemStore(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	at := func(d time.Duration) time.Time { return b.epoch.Add(d) }
+	line := func(target string, queued time.Time) outLine {
+		l := outLine{maxAge: replyMaxAge, queued: queued}
+		if isChannelName(target) {
+			l.reply = ircLower(target)
+		}
+		return l
+	}
+	type tc struct {
+		name  string
+		l     outLine
+		stale bool
+	}
+	check := func(tests []tc) {
+		t.Helper()
+		for _, tt := range tests {
+			if got := b.staleReply(tt.l); got != tt.stale {
+				t.Errorf("%s: stale = %v, want %v", tt.name, got, tt.stale)
+			}
+		}
+	}
+	b.notePart("#Chan", at(10*time.Second))
+	check([]tc{
+		{"queued before the part", line("#chan", at(9*time.Second)), true},
+		{"queued after the part", line("#chan", at(11*time.Second)), false},
+		{"other channel", line("#other", at(9*time.Second)), false},
+		{"private reply", line("alice", at(9*time.Second)), false},
+		{"not a reply", outLine{queued: at(time.Second)}, false},
+	})
+	b.longFrozeAt.Store(b.mono(at(20 * time.Second)))
+	check([]tc{
+		{"channel reply before the freeze", line("#other", at(19*time.Second)), true},
+		{"private reply before the freeze", line("alice", at(19*time.Second)), true},
+		{"private reply after the freeze", line("alice", at(21*time.Second)), false},
+		{"channel reply after the part and the freeze", line("#chan", at(21*time.Second)), false},
+	})
+}
