@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lrstanley/girc"
+	"github.com/meshbot/meshbot/e2e/irctest"
 )
 
 const ngircdPath = "/usr/sbin/ngircd"
@@ -36,22 +37,7 @@ func startNgircd(t *testing.T) string {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "ngircd.conf")
-	body := fmt.Sprintf(`[Global]
-Name = irc.test
-Info = meshbot test server
-Listen = 127.0.0.1
-Ports = %d
-MotdPhrase = test
-[Limits]
-MaxConnectionsIP = 0
-MaxPenaltyTime = 0
-PingTimeout = 120
-PongTimeout = 20
-[Options]
-PAM = no
-Ident = no
-DNS = no
-`, port)
+	body := irctest.NgircdConfig("irc.test", "127.0.0.1", port)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshbot/meshbot/e2e/irctest"
 )
 
 // portsFree reports whether TCP and UDP ports p..p+n-1 on 127.0.0.1 are free.
@@ -36,7 +38,7 @@ func portsFree(p, n int) bool {
 // its self-checking mode: it must bring up ngircd and three bots, and a bot
 // must answer a factoid in the demo channel.
 func TestDemo(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := irctest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

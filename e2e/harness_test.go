@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshbot/meshbot/e2e/irctest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	root, err := moduleRoot()
+	root, err := irctest.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -80,25 +81,6 @@ func runMain(m *testing.M) int {
 		procs.killAll()
 	}()
 	return m.Run()
-}
-
-// moduleRoot walks up from the working directory to the directory holding
-// go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // registry holds every child process still running, so they can all be

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshbot/meshbot/e2e/irctest"
 )
 
 const ngircdPath = "/usr/sbin/ngircd"
@@ -32,25 +34,7 @@ func startIRCd(t testing.TB) *ircd {
 	}
 	dir := tempDir(t)
 	port := freePort(t)
-	conf := fmt.Sprintf(`[Global]
-Name = irc.e2e.test
-Info = meshbot e2e test server
-MotdPhrase = meshbot e2e
-AdminInfo1 = meshbot e2e
-AdminInfo2 = loopback only
-AdminEMail = e2e@localhost
-Listen = 127.0.0.1
-Ports = %d
-PidFile = %s
-[Limits]
-MaxConnectionsIP = 0
-MaxPenaltyTime = 0
-MaxJoins = 0
-[Options]
-PAM = no
-Ident = no
-DNS = no
-`, port, filepath.Join(dir, "ngircd.pid"))
+	conf := irctest.NgircdConfig("irc.e2e.test", "127.0.0.1", port)
 	confPath := filepath.Join(dir, "ngircd.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -199,37 +183,6 @@ func (c *ircClient) privmsg(target, text string) time.Time {
 	return now
 }
 
-// parseLine splits a raw IRC line into prefix nick, command and params
-// (the trailing parameter last).
-func parseLine(line string) (nick, cmd string, params []string) {
-	if strings.HasPrefix(line, ":") {
-		sp := strings.IndexByte(line, ' ')
-		if sp < 0 {
-			return "", "", nil
-		}
-		prefix := line[1:sp]
-		line = line[sp+1:]
-		nick, _, _ = strings.Cut(prefix, "!")
-	}
-	for line != "" {
-		if strings.HasPrefix(line, ":") {
-			params = append(params, line[1:])
-			break
-		}
-		var p string
-		p, line, _ = strings.Cut(line, " ")
-		if p == "" {
-			continue
-		}
-		if cmd == "" {
-			cmd = strings.ToUpper(p)
-		} else {
-			params = append(params, p)
-		}
-	}
-	return nick, cmd, params
-}
-
 func (c *ircClient) read() {
 	defer close(c.done)
 	r := bufio.NewReaderSize(c.conn, 4096)
@@ -240,7 +193,7 @@ func (c *ircClient) read() {
 		}
 		at := time.Now()
 		line = strings.TrimRight(line, "\r\n")
-		nick, cmd, params := parseLine(line)
+		nick, cmd, params := irctest.ParseLine(line)
 		c.mu.Lock()
 		c.raw = append(c.raw, line)
 		switch cmd {

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshbot/meshbot/e2e/irctest"
 )
 
 const (
@@ -135,24 +137,6 @@ func mustDocker(t *testing.T, args ...string) string {
 	return out
 }
 
-// moduleRoot walks up from the working directory to go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // newCluster builds the image, creates the networks, starts ngircd, the
 // proxies, the three nodes and the observer, and registers the cleanup of
 // all of it.
@@ -166,7 +150,7 @@ func newCluster(t *testing.T) *cluster {
 	if _, err := os.Stat(ngircdPath); err != nil {
 		t.Fatalf("ngircd missing (%v): install ngircd: apt-get install -y ngircd", err)
 	}
-	root, err := moduleRoot()
+	root, err := irctest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,24 +336,7 @@ func (c *cluster) startIRC(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf(`[Global]
-Name = irc.chaos.test
-Info = meshbot chaos test server
-MotdPhrase = meshbot chaos
-AdminInfo1 = meshbot chaos
-AdminInfo2 = test network only
-AdminEMail = chaos@localhost
-Listen = %s
-Ports = %d
-[Limits]
-MaxConnectionsIP = 0
-MaxPenaltyTime = 0
-MaxJoins = 0
-[Options]
-PAM = no
-Ident = no
-DNS = no
-`, c.irc.gateway, port)
+	conf := irctest.NgircdConfig("irc.chaos.test", c.irc.gateway, port)
 	c.ngConf = filepath.Join(dir, "ngircd.conf")
 	c.ngLog = filepath.Join(dir, "ngircd.log")
 	if err := os.WriteFile(c.ngConf, []byte(conf), 0o644); err != nil {

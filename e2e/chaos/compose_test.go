@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/meshbot/meshbot/e2e/irctest"
 )
 
 // TestCompose brings up deploy/compose.yaml (three mesh-only nodes) with the
@@ -24,7 +26,7 @@ func TestCompose(t *testing.T) {
 		}
 		composeCmd = []string{"docker", "compose"}
 	}
-	root, err := moduleRoot()
+	root, err := irctest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshbot/meshbot/e2e/irctest"
 )
 
 // observer is a minimal raw IRC client: it answers PING, joins one channel,
@@ -97,32 +99,6 @@ func (o *observer) markLocked(at time.Time, text string) {
 	fmt.Fprintf(o.tr, "%s %s\n", at.UTC().Format("15:04:05.000"), text)
 }
 
-// parseLine splits a raw IRC line into prefix nick, command and params
-// (the trailing parameter last).
-func parseLine(line string) (nick, cmd string, params []string) {
-	if strings.HasPrefix(line, ":") {
-		prefix, rest, _ := strings.Cut(line[1:], " ")
-		nick, _, _ = strings.Cut(prefix, "!")
-		line = rest
-	}
-	for line != "" {
-		if strings.HasPrefix(line, ":") {
-			params = append(params, line[1:])
-			break
-		}
-		var p string
-		p, line, _ = strings.Cut(line, " ")
-		switch {
-		case p == "":
-		case cmd == "":
-			cmd = strings.ToUpper(p)
-		default:
-			params = append(params, p)
-		}
-	}
-	return nick, cmd, params
-}
-
 func (o *observer) read() {
 	defer close(o.done)
 	r := bufio.NewReaderSize(o.conn, 4096)
@@ -132,7 +108,7 @@ func (o *observer) read() {
 			return
 		}
 		at := time.Now()
-		nick, cmd, params := parseLine(strings.TrimRight(line, "\r\n"))
+		nick, cmd, params := irctest.ParseLine(strings.TrimRight(line, "\r\n"))
 		o.mu.Lock()
 		switch cmd {
 		case "PING":

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/meshbot/meshbot/cmd/internal/ctlapi"
+	"github.com/meshbot/meshbot/e2e/irctest"
 )
 
 const (
@@ -204,26 +205,7 @@ func (b *bench) setup() error {
 	if err != nil {
 		return err
 	}
-	// MaxPenaltyTime belongs in [Limits]: ngircd 26.1 ignores it in
-	// [Options] ("Unknown variable"), and with penalties on it was seen
-	// spinning and logging ~1M "Broken pipe" lines a minute. No PidFile:
-	// ngircd runs as nobody and could not write it in the work dir.
-	conf := fmt.Sprintf(`[Global]
-Name = irc.bench.test
-Info = ircbench
-MotdPhrase = ircbench
-Listen = 127.0.0.1
-Ports = %d
-[Limits]
-MaxConnectionsIP = 0
-MaxPenaltyTime = 0
-PingTimeout = 120
-PongTimeout = 20
-[Options]
-PAM = no
-Ident = no
-DNS = no
-`, ircPort)
+	conf := irctest.NgircdConfig("irc.bench.test", "127.0.0.1", ircPort)
 	confPath := filepath.Join(b.work, "ngircd.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return err

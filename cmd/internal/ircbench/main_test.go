@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshbot/meshbot/e2e/irctest"
 	"go.uber.org/goleak"
 )
 
@@ -70,11 +71,11 @@ func TestParseAnswer(t *testing.T) {
 }
 
 func TestParseLine(t *testing.T) {
-	nick, cmd, params := parseLine(":b1!b1@127.0.0.1 PRIVMSG #test :q001 is ans-q001")
+	nick, cmd, params := irctest.ParseLine(":b1!b1@127.0.0.1 PRIVMSG #test :q001 is ans-q001")
 	if nick != "b1" || cmd != "PRIVMSG" || !slices.Equal(params, []string{"#test", "q001 is ans-q001"}) {
 		t.Errorf("got %q %q %q", nick, cmd, params)
 	}
-	nick, cmd, params = parseLine("PING :irc.bench.test")
+	nick, cmd, params = irctest.ParseLine("PING :irc.bench.test")
 	if nick != "" || cmd != "PING" || !slices.Equal(params, []string{"irc.bench.test"}) {
 		t.Errorf("got %q %q %q", nick, cmd, params)
 	}
